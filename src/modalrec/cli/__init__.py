@@ -1,0 +1,1 @@
+"""The ``modalrec`` command line (thin: parse, call the API, print)."""

@@ -1,0 +1,18 @@
+"""Models: one module per model; importing this package registers them all."""
+
+from modalrec.models import bpr, freedom, lightgcn, vbpr  # noqa: F401  (registration)
+from modalrec.models.base import Batch, LazyItems, Params, Recommender, Representations
+from modalrec.models.registry import build_model, describe_models, get_model_class, model_names, register
+
+__all__ = [
+    "Batch",
+    "LazyItems",
+    "Params",
+    "Recommender",
+    "Representations",
+    "build_model",
+    "describe_models",
+    "get_model_class",
+    "model_names",
+    "register",
+]
