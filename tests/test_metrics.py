@@ -15,8 +15,13 @@ def naive(ranked: list[int], relevant: set[int], k: int) -> dict[str, float]:
     dcg = sum(h / math.log2(r + 2) for r, h in enumerate(hits))
     idcg = sum(1 / math.log2(r + 2) for r in range(min(k, n)))
     ap = sum(sum(hits[: r + 1]) / (r + 1) for r, h in enumerate(hits) if h) / min(k, n)
-    return {"recall": sum(hits) / n, "precision": sum(hits) / k, "ndcg": dcg / idcg, "map": ap,
-            "hit": float(sum(hits) > 0)}
+    return {
+        "recall": sum(hits) / n,
+        "precision": sum(hits) / k,
+        "ndcg": dcg / idcg,
+        "map": ap,
+        "hit": float(sum(hits) > 0),
+    }
 
 
 def test_hand_computed_example():

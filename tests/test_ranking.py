@@ -10,9 +10,14 @@ from modalrec.evaluate.ranking import rank
 def _ds():
     # 2 users, 5 items. user 0: train {0}, valid {1}, test {2}; user 1: train {3}, valid {4}, test {0}
     return Dataset.from_pairs(
-        "t", 2, 5,
-        {"train": (np.array([0, 1]), np.array([0, 3])), "valid": (np.array([0, 1]), np.array([1, 4])),
-         "test": (np.array([0, 1]), np.array([2, 0]))},
+        "t",
+        2,
+        5,
+        {
+            "train": (np.array([0, 1]), np.array([0, 3])),
+            "valid": (np.array([0, 1]), np.array([1, 4])),
+            "test": (np.array([0, 1]), np.array([2, 0])),
+        },
     )
 
 
@@ -45,5 +50,7 @@ def test_matches_naive_loop():
             sc[list(masked)] = -np.inf
             top = torch.topk(sc, 5).indices.tolist()
             vals.append(len(held & set(top)) / len(held))
-        assert res.metrics[split]["recall@5"] == np.float64(np.mean(vals)) or abs(
-            res.metrics[split]["recall@5"] - np.mean(vals)) < 1e-12
+        assert (
+            res.metrics[split]["recall@5"] == np.float64(np.mean(vals))
+            or abs(res.metrics[split]["recall@5"] - np.mean(vals)) < 1e-12
+        )

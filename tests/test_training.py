@@ -74,8 +74,9 @@ def test_cli_train_evaluate_recommend(tmp_path, capsys):
     from modalrec.cli.main import main
 
     out = tmp_path / "run"
-    assert main(["train", "vbpr", "--data", "synthetic:tiny", "--out", str(out), "--no-progress",
-                 "train.epochs=2"]) == 0
+    assert (
+        main(["train", "vbpr", "--data", "synthetic:tiny", "--out", str(out), "--no-progress", "train.epochs=2"]) == 0
+    )
     for f in ("config.yaml", "metrics.json", "history.jsonl", "log.txt", "checkpoint/best.pt"):
         assert (out / f).exists(), f
     saved = json.loads((out / "metrics.json").read_text())

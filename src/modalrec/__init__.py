@@ -11,5 +11,14 @@ from modalrec.api import Run, evaluate, load_dataset, load_run, make_config, tra
 from modalrec.data.dataset import Dataset  # noqa: E402
 from modalrec.errors import ModalrecError  # noqa: E402
 
-__all__ = ["Dataset", "ModalrecError", "Run", "__version__", "evaluate", "load_dataset", "load_run",
-           "make_config", "train"]
+__all__ = [
+    "Dataset",
+    "ModalrecError",
+    "Run",
+    "__version__",
+    "evaluate",
+    "load_dataset",
+    "load_run",
+    "make_config",
+    "train",
+]

@@ -76,8 +76,13 @@ def _versions() -> dict[str, str]:
 
     from modalrec import __version__
 
-    return {"modalrec": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "scipy": scipy.__version__, "python": platform.python_version()}
+    return {
+        "modalrec": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "python": platform.python_version(),
+    }
 
 
 @dataclass
@@ -153,9 +158,16 @@ def train(
     handler = run_dir.attach_log()
     try:
         run_dir.write_config(cfg.model_dump(mode="json"))
-        write_json(run_dir.path / "run.json", {"dataset": ds.stats(), "fingerprint": ds.fingerprint(),
-                                               "provenance": _jsonable(ds.provenance), "versions": _versions(),
-                                               "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        write_json(
+            run_dir.path / "run.json",
+            {
+                "dataset": ds.stats(),
+                "fingerprint": ds.fingerprint(),
+                "provenance": _jsonable(ds.provenance),
+                "versions": _versions(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+        )
         trainer = Trainer(cfg, ds, run_dir, progress=progress, on_epoch_end=on_epoch_end)
         if resume:
             trainer.resume()
@@ -184,8 +196,13 @@ def _write_topk(run: Run, k: int) -> None:
     top = run.recommend(users, k)
     if not run.config.eval.mmrec_compat:  # same masking as the test ranking
         top = _recommend_excluding_valid(run, users, k)
-    df = pd.DataFrame({"userID": np.repeat(users, top.shape[1]), "rank": np.tile(np.arange(1, top.shape[1] + 1),
-                       len(users)), "itemID": top.ravel()})
+    df = pd.DataFrame(
+        {
+            "userID": np.repeat(users, top.shape[1]),
+            "rank": np.tile(np.arange(1, top.shape[1] + 1), len(users)),
+            "itemID": top.ravel(),
+        }
+    )
     assert run.dir is not None
     with atomic_path(run.dir / "topk.tsv") as tmp:
         df.to_csv(tmp, sep="\t", index=False)

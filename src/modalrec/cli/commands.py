@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from modalrec.cli.main import command, data_overrides, dump_json, parse_features, print_metrics
+from modalrec.cli.main import (
+    DATA_COMMANDS,
+    command,
+    data_command,
+    data_overrides,
+    dump_json,
+    parse_features,
+    print_metrics,
+)
 
 DATA_HELP = "a folder in the MMRec layout (or an .inter file), or synthetic:PRESET (tiny, small, baby, electronics)"
 
@@ -14,18 +22,28 @@ DATA_HELP = "a folder in the MMRec layout (or an .inter file), or synthetic:PRES
 def _data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="inspect, generate or build datasets")
     dsub = p.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    for reg in DATA_COMMANDS:
+        reg(dsub)
+    p.set_defaults(func=lambda a: p.print_help() or 2)
+
+
+@data_command
+def _data_info_parser(dsub: argparse._SubParsersAction) -> None:
     info = dsub.add_parser("info", help="print users, items, interactions per split, density, features")
     info.add_argument("path", help=DATA_HELP)
     info.add_argument("--features", help="modality=file.npy pairs, e.g. text=all-MiniLM-L6-v2.npy,audio=vggish.npy")
     info.add_argument("--inter", help="the .inter file when the folder holds several")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(func=_data_info)
+
+
+@data_command
+def _data_synth_parser(dsub: argparse._SubParsersAction) -> None:
     synth = dsub.add_parser("synth", help="write a synthetic dataset (planted synergy) in the MMRec layout")
     synth.add_argument("preset", help="tiny, small, baby or electronics")
     synth.add_argument("--out", required=True, help="output folder")
     synth.add_argument("--seed", type=int, default=0, help="generator seed (same seed, same data)")
     synth.set_defaults(func=_data_synth)
-    p.set_defaults(func=lambda a: p.print_help() or 2)
 
 
 def _data_info(args: argparse.Namespace) -> int:
@@ -63,9 +81,12 @@ def _data_synth(args: argparse.Namespace) -> int:
 
 @command
 def _train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model and report validation/test metrics",
-                       description="Train MODEL on DATA. Extra key=value arguments override the config "
-                       "(e.g. train.lr=0.0005 params.n_layers=2 eval.topk=[10,20,50] objective=brmrs).")
+    p = sub.add_parser(
+        "train",
+        help="train a model and report validation/test metrics",
+        description="Train MODEL on DATA. Extra key=value arguments override the config "
+        "(e.g. train.lr=0.0005 params.n_layers=2 eval.topk=[10,20,50] objective=brmrs).",
+    )
     p.add_argument("model", help="model name (see `modalrec models`)")
     p.add_argument("--data", default="synthetic:small", help=DATA_HELP + " (default synthetic:small)")
     p.add_argument("--features", help="modality=file.npy pairs for the data folder")
@@ -86,9 +107,16 @@ def _train_run(args: argparse.Namespace) -> int:
         from modalrec.errors import ConfigError
 
         raise ConfigError(f"unexpected argument {bad[0]!r}; overrides are key=value (e.g. train.epochs=10)")
-    run = train(args.model, args.data, seed=args.seed if args.seed is not None else 0,
-                overrides=[*data_overrides(args), *args.overrides], config=args.config, out=args.out,
-                progress=not args.no_progress, resume=args.resume)
+    run = train(
+        args.model,
+        args.data,
+        seed=args.seed if args.seed is not None else 0,
+        overrides=[*data_overrides(args), *args.overrides],
+        config=args.config,
+        out=args.out,
+        progress=not args.no_progress,
+        resume=args.resume,
+    )
     print_metrics(run.metrics, title=f"{args.model} on {run.dataset.name} (best epoch {run.metrics['best_epoch']})")
     print(f"run directory: {run.dir}")
     return 0

@@ -17,10 +17,21 @@ from modalrec.errors import ModalrecError
 
 Register = Callable[[argparse._SubParsersAction], None]
 COMMANDS: list[Register] = []
+DATA_COMMANDS: list[Register] = []  # subcommands of `modalrec data`
+
+# Modules whose import registers subcommands (one per feature area).
+CLI_MODULES = ("modalrec.cli.commands",)
 
 
 def command(fn: Register) -> Register:
+    """Register a top-level subcommand: ``fn(subparsers)`` adds its parser and sets ``func``."""
     COMMANDS.append(fn)
+    return fn
+
+
+def data_command(fn: Register) -> Register:
+    """Register a ``modalrec data ...`` subcommand."""
+    DATA_COMMANDS.append(fn)
     return fn
 
 
@@ -75,7 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import modalrec.cli.commands  # noqa: F401  (registers subcommands)
+    import importlib
+
+    for mod in CLI_MODULES:
+        importlib.import_module(mod)
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)

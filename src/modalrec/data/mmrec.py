@@ -110,7 +110,9 @@ def _clean(df: pd.DataFrame, file: Path) -> tuple[pd.DataFrame, dict[str, int]]:
         report["duplicates_dropped"] = int(dup.sum())
         log.warning(
             "%s: %d duplicate (user, item) rows; kept one per pair (the earliest split, so a pair is never "
-            "both a training positive and a held-out one)", file, int(dup.sum())
+            "both a training positive and a held-out one)",
+            file,
+            int(dup.sum()),
         )
         df = df[~dup]
     train_users = np.unique(df.loc[df.x_label == 0, "userID"].to_numpy())
@@ -119,7 +121,9 @@ def _clean(df: pd.DataFrame, file: Path) -> tuple[pd.DataFrame, dict[str, int]]:
         report["cold_rows_dropped"] = int(cold.sum())
         log.warning(
             "%s: dropped %d valid/test rows of %d users with no training rows (they cannot be ranked)",
-            file, int(cold.sum()), df.loc[cold, "userID"].nunique(),
+            file,
+            int(cold.sum()),
+            df.loc[cold, "userID"].nunique(),
         )
         df = df[~cold]
     return df, report

@@ -41,10 +41,12 @@ class SyntheticSpec:
 PRESETS: dict[str, SyntheticSpec] = {
     "tiny": SyntheticSpec(n_users=120, n_items=90, mean_degree=9, text_dim=24, image_dim=32, latent=8),
     "small": SyntheticSpec(n_users=2000, n_items=1500, mean_degree=12, text_dim=384, image_dim=512, latent=16),
-    "baby": SyntheticSpec(n_users=19445, n_items=7050, mean_degree=160792 / 19445, text_dim=384, image_dim=4096,
-                          latent=32),
-    "electronics": SyntheticSpec(n_users=192403, n_items=63001, mean_degree=1689188 / 192403, text_dim=384,
-                                 image_dim=4096, latent=32),
+    "baby": SyntheticSpec(
+        n_users=19445, n_items=7050, mean_degree=160792 / 19445, text_dim=384, image_dim=4096, latent=32
+    ),
+    "electronics": SyntheticSpec(
+        n_users=192403, n_items=63001, mean_degree=1689188 / 192403, text_dim=384, image_dim=4096, latent=32
+    ),
 }
 
 

@@ -117,9 +117,7 @@ def _rename(key: str, topk: list[int], kmax: int) -> str:
     return f"{name}@{max(topk)}" if int(k) == kmax else key
 
 
-def evaluate_model(
-    user_emb: torch.Tensor, item_emb: torch.Tensor, ds: Dataset, **kw: object
-) -> RankingResult:
+def evaluate_model(user_emb: torch.Tensor, item_emb: torch.Tensor, ds: Dataset, **kw: object) -> RankingResult:
     """Rank with dot-product scores from one set of user and item embeddings."""
     items_t = item_emb.detach().T.contiguous()
     users = user_emb.detach()

@@ -39,8 +39,15 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, 7]).generate_state(1)[0])
 
 
-def rank_reps(reps: Representations, ds: Dataset, cfg: RunConfig, splits: tuple[str, ...], branch: str = "fused",
-              keep_topk: bool = False, device: torch.device | str = "cpu") -> RankingResult:
+def rank_reps(
+    reps: Representations,
+    ds: Dataset,
+    cfg: RunConfig,
+    splits: tuple[str, ...],
+    branch: str = "fused",
+    keep_topk: bool = False,
+    device: torch.device | str = "cpu",
+) -> RankingResult:
     users = reps.users[branch]
     items_t = reps.all_items(branch).T.contiguous()
     return rank(
@@ -59,8 +66,14 @@ def rank_reps(reps: Representations, ds: Dataset, cfg: RunConfig, splits: tuple[
 class Trainer:
     """Trains one model on one dataset according to a RunConfig."""
 
-    def __init__(self, cfg: RunConfig, ds: Dataset, run_dir: RunDir | None = None, progress: bool = False,
-                 on_epoch_end: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        ds: Dataset,
+        run_dir: RunDir | None = None,
+        progress: bool = False,
+        on_epoch_end: Callable[[int], None] | None = None,
+    ):
         self.cfg, self.ds, self.run_dir, self.progress = cfg, ds, run_dir, progress
         self.on_epoch_end = on_epoch_end
         self.device = resolve_device(cfg.device)
@@ -106,8 +119,12 @@ class Trainer:
         self.opt.load_state_dict(st["optimizer"])
         self.sched.load_state_dict(st["scheduler"])
         self.start_epoch = int(st["epoch"]) + 1
-        self.best = {"score": st["best_score"], "epoch": st["best_epoch"], "valid": st["best_valid"],
-                     "test": st["best_test"]}
+        self.best = {
+            "score": st["best_score"],
+            "epoch": st["best_epoch"],
+            "valid": st["best_valid"],
+            "test": st["best_test"],
+        }
         self.bad_evals = int(st["bad_evals"])
         self.train_seconds = float(st["train_seconds"])
         self.run_dir.truncate_history(int(st["epoch"]))
@@ -131,8 +148,11 @@ class Trainer:
         dev = self.device
         for step in range(n_steps):
             sl = slice(step * bs, (step + 1) * bs)
-            batch = Batch(torch.from_numpy(users[sl]).to(dev), torch.from_numpy(pos[sl]).to(dev),
-                          torch.from_numpy(neg[sl]).to(dev))
+            batch = Batch(
+                torch.from_numpy(users[sl]).to(dev),
+                torch.from_numpy(pos[sl]).to(dev),
+                torch.from_numpy(neg[sl]).to(dev),
+            )
             self.objective.prepare(batch, rng)
             reps = self.model()
             terms = self.objective(reps, batch)
@@ -210,16 +230,19 @@ class Trainer:
                 self.run_dir.append_history(row)
                 if cfg.train.checkpoint:
                     self.run_dir.save("last.pt", self._state(epoch))
-            log.info("epoch %d loss %.4f %s", epoch, losses.get("loss", float("nan")),
-                     f"valid {metric} {row['valid'][metric]:.4f}" if "valid" in row else "")
+            log.info(
+                "epoch %d loss %.4f %s",
+                epoch,
+                losses.get("loss", float("nan")),
+                f"valid {metric} {row['valid'][metric]:.4f}" if "valid" in row else "",
+            )
             if bar is not None:
                 bar.update(1)
             if self.on_epoch_end is not None:
                 self.on_epoch_end(epoch)
             if self.bad_evals >= cfg.train.patience:
                 stopped_early = True
-                log.info("early stop at epoch %d: no %s improvement for %d evaluations", epoch, metric,
-                         self.bad_evals)
+                log.info("early stop at epoch %d: no %s improvement for %d evaluations", epoch, metric, self.bad_evals)
                 break
         if bar is not None:
             bar.close()
