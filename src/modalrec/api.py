@@ -112,11 +112,12 @@ class Run:
                 scores[torch.from_numpy(r), torch.from_numpy(c)] = float("-inf")
             return torch.topk(scores, k, dim=1).indices.cpu().numpy()
 
-    def evaluate(self, splits: tuple[str, ...] = ("valid", "test")) -> dict[str, dict[str, float]]:
+    def evaluate(self, splits: tuple[str, ...] = ("valid", "test"), progress: bool = False) -> dict[str, Any]:
+        """Full ranking of the best checkpoint (one forward) on the given splits."""
         self.model.eval()
         with torch.no_grad():
             reps = self.model.ranking_representations()
-        return rank_reps(reps, self.dataset, self.config, splits).metrics
+        return rank_reps(reps, self.dataset, self.config, splits, progress=progress).metrics
 
 
 def _default_out(cfg: RunConfig, ds: Dataset) -> Path:
@@ -232,7 +233,7 @@ def load_run(path: str | Path) -> Run:
     return Run(rd.path, cfg, metrics, model, ds, rd.read_history())
 
 
-def evaluate(path: str | Path) -> dict[str, Any]:
+def evaluate(path: str | Path, progress: bool = False) -> dict[str, Any]:
     """Re-evaluate a run directory's best checkpoint on validation and test."""
     run = load_run(path)
-    return run.evaluate()
+    return run.evaluate(progress=progress)

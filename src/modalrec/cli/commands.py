@@ -133,7 +133,7 @@ def _evaluate(sub: argparse._SubParsersAction) -> None:
 def _evaluate_run(args: argparse.Namespace) -> int:
     from modalrec.api import evaluate
 
-    m = evaluate(args.run_dir)
+    m = evaluate(args.run_dir, progress=not args.json)
     if args.json:
         dump_json(m)
     else:

@@ -47,6 +47,13 @@ def _rows(m: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return local, cols
 
 
+def _fill(scores: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> None:
+    """Set scores[rows, cols] = -inf through flat indices (much faster than 2-d advanced indexing)."""
+    if len(rows):
+        flat = torch.from_numpy(rows.astype(np.int64) * scores.shape[1] + cols).to(scores.device)
+        scores.view(-1).index_fill_(0, flat, float("-inf"))
+
+
 def _is_in(keys_sorted: np.ndarray, q: np.ndarray) -> np.ndarray:
     pos = np.searchsorted(keys_sorted, q)
     pos = np.minimum(pos, len(keys_sorted) - 1)
@@ -63,6 +70,7 @@ def rank(
     batch_users: int | None = None,
     keep_topk: bool = False,
     device: torch.device | str = "cpu",
+    progress: bool = False,
 ) -> RankingResult:
     """Rank all items for the users of each split; ``score_fn(users) -> [B, n_items]`` scores."""
     topk = topk or [10, 20]
@@ -80,21 +88,24 @@ def rank(
         in_split[s][eval_users[s]] = True
     out_top = {s: [] for s in splits}
     out_users = {s: [] for s in splits}
-    neg_inf = float("-inf")
     with torch.no_grad():
-        for start in range(0, len(all_users), bs):
+        starts = range(0, len(all_users), bs)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="ranking", unit="batch", leave=False)
+        for start in starts:
             ub = all_users[start : start + bs]
-            scores = score_fn(torch.from_numpy(ub).to(device)).float()
-            r, c = _rows(mask, ub)
-            scores[torch.from_numpy(r), torch.from_numpy(c)] = neg_inf
+            scores = score_fn(torch.from_numpy(ub).to(device)).float().contiguous()
+            _fill(scores, *_rows(mask, ub))
             for s in sorted(splits, key=("valid", "test", "train").index):  # valid before test
                 if s == "test" and not mmrec_compat:
-                    rv, cv = _rows(valid_mask, ub)
-                    scores[torch.from_numpy(rv), torch.from_numpy(cv)] = neg_inf
+                    _fill(scores, *_rows(valid_mask, ub))
                 sel = np.flatnonzero(in_split[s][ub])
                 if len(sel) == 0:
                     continue
-                top = torch.topk(scores[torch.from_numpy(sel)], kmax, dim=1).indices.cpu().numpy()
+                sub = scores if len(sel) == len(ub) else scores[torch.from_numpy(sel).to(scores.device)]
+                top = torch.topk(sub, kmax, dim=1, sorted=True).indices.cpu().numpy()
                 out_top[s].append(top)
                 out_users[s].append(ub[sel])
     res = RankingResult()

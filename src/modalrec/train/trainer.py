@@ -47,7 +47,9 @@ def rank_reps(
     branch: str = "fused",
     keep_topk: bool = False,
     device: torch.device | str = "cpu",
+    progress: bool = False,
 ) -> RankingResult:
+    """Full ranking with one branch's dot-product scores."""
     users = reps.users[branch]
     items_t = reps.all_items(branch).T.contiguous()
     return rank(
@@ -60,6 +62,7 @@ def rank_reps(
         batch_users=cfg.eval.batch_users,
         keep_topk=keep_topk,
         device=device,
+        progress=progress,
     )
 
 
