@@ -90,3 +90,17 @@ def test_community_split_rule():
 
     s = community_split(np.array([5, 9, 10, 23]), np.random.default_rng(0))
     assert s.tolist() == [[3, 1, 1], [7, 1, 1], [8, 1, 1], [19, 2, 2]]
+
+
+def test_large_feature_scale_warns_and_normalize_fixes(tmp_path, caplog):
+    from modalrec.data.features import normalize_features
+
+    f = {"image_feat.npy": np.full((3, 4), 500.0)}
+    with caplog.at_level("WARNING", logger="modalrec.data"):
+        ds = read_mmrec(_write(tmp_path, GOOD, f))
+    assert "mean L2 norm 1000" in caplog.text
+    l2 = normalize_features(ds, "l2")
+    assert np.allclose(np.linalg.norm(l2.features["image"], axis=1), 1.0)
+    assert ds.features["image"][0, 0] == 500.0  # the original Dataset is unchanged
+    z = normalize_features(ds.replace(features={"image": np.arange(12, dtype=np.float32).reshape(3, 4)}), "zscore")
+    assert np.allclose(z.features["image"].mean(0), 0.0, atol=1e-6)

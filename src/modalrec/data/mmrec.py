@@ -14,6 +14,7 @@ import pandas as pd
 import yaml
 
 from modalrec.data.dataset import Dataset
+from modalrec.data.features import warn_feature_scale
 from modalrec.errors import DataError
 from modalrec.io import atomic_path, load_npy, save_npy, write_text
 
@@ -201,6 +202,7 @@ def read_mmrec(
         raise DataError(f"data.n_items={n_items} but {file} has itemID {max_items - 1}; n_items must exceed every id")
     n_items = n_items or max_items
     feats = _load_features(folder, _feature_mapping(folder, features), n_items)
+    warn_feature_scale(feats, str(folder))
     splits = {s: (p.userID.to_numpy(), p.itemID.to_numpy()) for s, p in parts.items()}
     name = file.stem
     ds = Dataset.from_pairs(name, n_users, n_items, splits, feats, provenance={"source": str(path), **report})
