@@ -97,7 +97,8 @@ def main() -> None:
     for name, model, ov, toolbox in CASES:
         if a.only and model not in a.only:
             continue
-        cmd = [sys.executable, __file__, "--data", a.data, "--epochs", str(a.epochs), "--child", json.dumps([model, ov])]
+        child = json.dumps([model, ov])
+        cmd = [sys.executable, __file__, "--data", a.data, "--epochs", str(a.epochs), "--child", child]
         if a.synthetic_features:
             cmd.append("--synthetic-features")
         out = subprocess.run(cmd, capture_output=True, text=True, check=False)

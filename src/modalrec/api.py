@@ -47,6 +47,27 @@ def prepare_dataset(cfg: RunConfig, ds: Dataset | None = None) -> Dataset:
     if ds is None:
         d = cfg.data
         ds = load_dataset(d.source, d.features, d.inter, d.n_items, d.seed)
+    if cfg.data.normalize != "none":
+        from modalrec.data.features import normalize_features
+
+        ds = normalize_features(ds, cfg.data.normalize)
+    # Trust transformations, in this order: stress -> rectify -> edit (each returns a new Dataset).
+    st = cfg.stress
+    if any(r > 0 for r in st.feature_permute.values()) or st.edges:
+        from modalrec.data.corrupt import apply_stress
+
+        ds, _ = apply_stress(ds, st.feature_permute, st.edges, st.seed)
+    if cfg.rectify.enabled:
+        from modalrec.rectify.module import rectify_dataset
+
+        ds, _ = rectify_dataset(ds, cfg.rectify, threads=cfg.threads)
+    if cfg.edit.op is not None:
+        from modalrec.graphs.edit import edit_dataset
+
+        e = cfg.edit
+        ds, _ = edit_dataset(
+            ds, e.op, e.ratio, e.where, e.k, None, e.prior_epochs, e.prior_dim, e.prior_lr, e.seed, cfg.threads, e.cache
+        )
     return ds
 
 

@@ -20,7 +20,13 @@ COMMANDS: list[Register] = []
 DATA_COMMANDS: list[Register] = []  # subcommands of `modalrec data`
 
 # Modules whose import registers subcommands (one per feature area).
-CLI_MODULES = ("modalrec.cli.commands",)
+CLI_MODULES = (
+    "modalrec.cli.commands",
+    "modalrec.cli.brmrs",
+    "modalrec.cli.experiments",
+    "modalrec.cli.build",
+    "modalrec.cli.trust",
+)
 
 
 def command(fn: Register) -> Register:

@@ -16,6 +16,7 @@ from modalrec.data.dataset import Dataset
 from modalrec.errors import ConfigError
 from modalrec.models.base import Batch, Recommender, Representations
 from modalrec.objectives.bpr import bpr_term
+from modalrec.objectives.brmrs import BRMRSObjective
 from modalrec.objectives.samplers import NegativeSampler
 
 
@@ -41,9 +42,12 @@ class Objective:
 
 ObjectiveFactory = Callable[[RunConfig, Recommender, Dataset, NegativeSampler], Objective]
 OBJECTIVES: dict[str, ObjectiveFactory] = {"bpr": Objective}
+OBJECTIVES["brmrs"] = BRMRSObjective
 
 
 def build_objective(cfg: RunConfig, model: Recommender, ds: Dataset, sampler: NegativeSampler) -> Objective:
+    if "objective" not in cfg.model_fields_set and getattr(model, "default_objective", None):
+        cfg = cfg.model_copy(update={"objective": model.default_objective})  # e.g. brmrs trains with brmrs
     if cfg.objective not in OBJECTIVES:
         raise ConfigError(f"unknown objective {cfg.objective!r}; choose from {', '.join(sorted(OBJECTIVES))}")
     return OBJECTIVES[cfg.objective](cfg, model, ds, sampler)
