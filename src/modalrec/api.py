@@ -21,7 +21,7 @@ from modalrec.errors import ModalrecError
 from modalrec.evaluate.ranking import _rows
 from modalrec.io import write_json
 from modalrec.models.base import Recommender
-from modalrec.models.registry import build_model, resolve_params
+from modalrec.models.registry import build_model, get_model_class, resolve_params
 from modalrec.train.rundir import RunDir
 from modalrec.train.trainer import Trainer, rank_reps, resolve_device
 
@@ -164,7 +164,11 @@ def train(
     ds = prepare_dataset(cfg, ds_obj)
     cfg = make_config(model, source, seed, overrides, config, dataset_name=ds.name)
     params = resolve_params(cfg.model, ds.name, cfg.params).model_dump()
-    cfg = cfg.model_copy(update={"params": params})
+    update: dict[str, Any] = {"params": params}
+    default_objective = getattr(get_model_class(cfg.model), "default_objective", None)
+    if "objective" not in cfg.model_fields_set and default_objective:
+        update["objective"] = default_objective  # recorded in config.yaml (e.g. brmrs trains with brmrs)
+    cfg = cfg.model_copy(update=update)
     run_dir = RunDir(out or _default_out(cfg, ds))
     if resume:
         if not (run_dir.ckpt / "last.pt").exists():
