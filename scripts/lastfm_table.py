@@ -1,4 +1,4 @@
-"""Train BPR / LightGCN / VBPR / FREEDOM on Last.fm-2K (text + audio) over 3 seeds; print a Markdown table.
+"""Train models over 3 seeds on a dataset (default Last.fm-2K, text + audio); print a Markdown table.
 
     python scripts/lastfm_table.py --data ../shared/data/lastfm-2k --out docs/results-lastfm.md
 """
@@ -15,8 +15,6 @@ import numpy as np  # noqa: E402
 
 import modalrec  # noqa: E402
 
-FEATURES = {"text": "all-MiniLM-L6-v2.npy", "audio": "vggish.npy"}
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
@@ -24,10 +22,14 @@ def main() -> None:
     ap.add_argument("--models", nargs="*", default=["bpr", "lightgcn", "vbpr", "freedom"])
     ap.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--features", default="text=all-MiniLM-L6-v2.npy,audio=vggish.npy", help="modality=file pairs")
+    ap.add_argument("--inter", default="lfm2k.inter", help="the .inter file ('' = the folder's only one)")
+    ap.add_argument("--title", default="Last.fm-2K (lfm2k.inter; text = all-MiniLM-L6-v2, audio = VGGish)")
     ap.add_argument("--out")
     ap.add_argument("overrides", nargs="*", help="key=value applied to every run")
     a = ap.parse_args()
-    ds = modalrec.load_dataset(a.data, features=FEATURES, inter="lfm2k.inter")
+    feats = dict(p.split("=", 1) for p in a.features.split(",")) if a.features else None
+    ds = modalrec.load_dataset(a.data, features=feats, inter=a.inter or None)
     rows, raw = [], {}
     for m in a.models:
         vals = []
@@ -42,7 +44,7 @@ def main() -> None:
         cells = " | ".join(f"{v[:, j].mean():.4f} ± {v[:, j].std(ddof=1) if len(v) > 1 else 0:.4f}" for j in range(4))
         rows.append(f"| {m} | {cells} | {v[:, 4].mean():.0f} |")
     table = (
-        f"Last.fm-2K (lfm2k.inter; text = all-MiniLM-L6-v2, audio = VGGish), test metrics at the best validation "
+        f"{a.title}, test metrics at the best validation "
         f"epoch, mean ± std over seeds {a.seeds}, default hyper-parameters, full ranking with train+valid masked.\n\n"
         "| model | Recall@10 | Recall@20 | NDCG@10 | NDCG@20 | best epoch |\n|---|---|---|---|---|---|\n"
         + "\n".join(rows) + "\n"
