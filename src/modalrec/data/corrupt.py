@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from modalrec.data.dataset import Dataset
+from modalrec.data.dataset import binary_csr as _binary
+from modalrec.data.dataset import edge_pairs as _pairs
 from modalrec.errors import DataError
 
 
@@ -71,19 +72,6 @@ def permute_features(ds: Dataset, ratios: dict[str, float], seed: int = 0) -> tu
     summary = {m: {"ratio": r["ratio"], "n": r["n"], "fixed_points": r["fixed_points"]} for m, r in record.items()}
     prov = _stress_provenance(ds, feature_permute=summary)
     return ds.replace(features=feats, provenance=prov), record
-
-
-def _pairs(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-    coo = m.tocoo()
-    return coo.row.astype(np.int64), coo.col.astype(np.int64)
-
-
-def _binary(u: np.ndarray, i: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
-    m = sp.csr_matrix((np.ones(len(u), dtype=np.float32), (u, i)), shape=shape)
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    m.sort_indices()
-    return m
 
 
 def sample_non_edges(

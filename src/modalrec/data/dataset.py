@@ -12,7 +12,13 @@ import scipy.sparse as sp
 from modalrec.io import hash_arrays
 
 
-def _csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+def edge_pairs(m: sp.spmatrix) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of a sparse matrix's nonzeros as int64 arrays."""
+    coo = m.tocoo()
+    return coo.row.astype(np.int64), coo.col.astype(np.int64)
+
+
+def binary_csr(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
     """A binary csr matrix from (row, col) pairs (duplicates collapse to 1)."""
     m = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=shape)
     m.sum_duplicates()
@@ -54,7 +60,7 @@ class Dataset:
     ) -> Dataset:
         """Build from (users, items) arrays per split name ``train``/``valid``/``test``."""
         shape = (n_users, n_items)
-        mats = {k: _csr(np.asarray(u), np.asarray(i), shape) for k, (u, i) in splits.items()}
+        mats = {k: binary_csr(np.asarray(u), np.asarray(i), shape) for k, (u, i) in splits.items()}
         feats = {m: np.ascontiguousarray(f, dtype=np.float32) for m, f in (features or {}).items()}
         return cls(name, n_users, n_items, mats["train"], mats["valid"], mats["test"], feats, **kw)
 

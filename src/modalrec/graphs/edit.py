@@ -14,20 +14,9 @@ import scipy.sparse as sp
 import torch
 
 from modalrec.data.dataset import Dataset
+from modalrec.data.dataset import binary_csr as _binary
+from modalrec.data.dataset import edge_pairs as _pairs
 from modalrec.errors import ConfigError
-
-
-def _pairs(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-    coo = m.tocoo()
-    return coo.row.astype(np.int64), coo.col.astype(np.int64)
-
-
-def _binary(u: np.ndarray, i: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
-    m = sp.csr_matrix((np.ones(len(u), dtype=np.float32), (u, i)), shape=shape)
-    m.sum_duplicates()
-    m.data[:] = 1.0
-    m.sort_indices()
-    return m
 
 
 def n_edits(ratio: float, n_edges: int) -> int:
