@@ -52,9 +52,12 @@ PRESETS: dict[str, SyntheticSpec] = {
 
 def _embed(z: np.ndarray, dim: int, noise: float, rng: np.random.Generator) -> np.ndarray:
     """Map latent rows to ``dim`` dims by a fixed random linear map, plus isotropic noise."""
-    w = rng.standard_normal((z.shape[1], dim), dtype=np.float32) / np.sqrt(z.shape[1])
+    w = rng.standard_normal((z.shape[1], dim), dtype=np.float32) / np.float32(np.sqrt(z.shape[1]))
     out = z @ w
-    out += noise * rng.standard_normal(out.shape, dtype=np.float32)
+    for s in range(0, len(out), 4096):  # noise in row chunks: no second full-size temporary
+        block = rng.standard_normal(out[s : s + 4096].shape, dtype=np.float32)
+        block *= np.float32(noise)
+        out[s : s + 4096] += block
     return out
 
 
