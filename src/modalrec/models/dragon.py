@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import torch
 from pydantic import Field
-from torch import nn
 
 from modalrec.data.dataset import Dataset
-from modalrec.graphs import SparseOp, bipartite_adjacency
-from modalrec.graphs.cooccurrence import user_cooccurrence_graph
+from modalrec.graphs import SparseOp
 from modalrec.models.base import Batch, Params, Recommender, Representations
-from modalrec.models.dualgnn import LN2, ModalityGCN, modality_weights_init, require_features
+from modalrec.models.dualgnn import dual_reg_loss, init_dual_graphs
 from modalrec.models.freedom import mixed_knn_graph, modality_weights
 from modalrec.models.registry import register
 
@@ -62,18 +60,9 @@ class DRAGON(Recommender):
 
     def __init__(self, ds: Dataset, params: DRAGONParams, device: torch.device | str = "cpu"):
         super().__init__(ds, params, device)
-        require_features(ds, self.name)
-        self.modalities = list(ds.features)
-        for m, f in ds.features.items():
-            self.register_buffer(f"feat_{m}", torch.from_numpy(f), persistent=False)
-        self.gcn = nn.ModuleDict(
-            {m: ModalityGCN(ds.n_users, f.shape[1], params.dim, params.n_layers) for m, f in ds.features.items()}
-        )
-        self.weight_u = modality_weights_init(ds.n_users, len(self.modalities))
-        self.adj = SparseOp(bipartite_adjacency(ds.graph), device, symmetric=True)
+        init_dual_graphs(self, ds, params.dim, params.n_layers, params.user_k, device)
         weights = modality_weights(self.modalities, params.mm_image_weight)
         self.item_graph = SparseOp(mixed_knn_graph(ds, params.knn_k, weights), device)
-        self.user_graph = SparseOp(user_cooccurrence_graph(ds.graph, params.user_k), device, symmetric=False)
 
     def branch_names(self, ds: Dataset) -> list[str]:
         return ["fused", *ds.features]
@@ -96,5 +85,4 @@ class DRAGON(Recommender):
         return Representations(u_rep, i_rep)
 
     def reg_loss(self, reps: Representations, batch: Batch) -> torch.Tensor:
-        pref = sum(self.gcn[m].preference[batch.users].pow(2).mean() for m in self.modalities)
-        return LN2 * self.p.reg_weight * (pref + self.weight_u.pow(2).mean())
+        return dual_reg_loss(self, batch)

@@ -84,6 +84,25 @@ def modality_weights_init(n_users: int, n_modalities: int) -> nn.Parameter:
     return nn.Parameter(torch.softmax(w, dim=1))
 
 
+def init_dual_graphs(model: Recommender, ds: Dataset, dim: int, n_layers: int, user_k: int, device) -> None:
+    """Per-modality GCNs over the u-i graph, user modality weights and the user co-occurrence graph
+    (shared by DualGNN and DRAGON, which builds on it)."""
+    require_features(ds, model.name)
+    model.modalities = list(ds.features)
+    for m, f in ds.features.items():
+        model.register_buffer(f"feat_{m}", torch.from_numpy(f), persistent=False)
+    model.gcn = nn.ModuleDict({m: ModalityGCN(ds.n_users, f.shape[1], dim, n_layers) for m, f in ds.features.items()})
+    model.weight_u = modality_weights_init(ds.n_users, len(model.modalities))
+    model.adj = SparseOp(bipartite_adjacency(ds.graph), device, symmetric=True)
+    model.user_graph = SparseOp(user_cooccurrence_graph(ds.graph, user_k), device, symmetric=False)
+
+
+def dual_reg_loss(model: Recommender, batch: Batch) -> torch.Tensor:
+    """L2 on the batch users' preferences and the user modality weights (ln 2 x the toolbox's log2-BPR reg)."""
+    pref = sum(model.gcn[m].preference[batch.users].pow(2).mean() for m in model.modalities)
+    return LN2 * model.p.reg_weight * (pref + model.weight_u.pow(2).mean())
+
+
 class DualGNNParams(Params):
     dim: int = Field(64, ge=1, description="embedding size of every modality channel")
     n_layers: int = Field(2, ge=0, description="propagation layers on the u-i graph (summed with layer 0)")
@@ -104,16 +123,7 @@ class DualGNN(Recommender):
 
     def __init__(self, ds: Dataset, params: DualGNNParams, device: torch.device | str = "cpu"):
         super().__init__(ds, params, device)
-        require_features(ds, self.name)
-        self.modalities = list(ds.features)
-        for m, f in ds.features.items():
-            self.register_buffer(f"feat_{m}", torch.from_numpy(f), persistent=False)
-        self.gcn = nn.ModuleDict(
-            {m: ModalityGCN(ds.n_users, f.shape[1], params.dim, params.n_layers) for m, f in ds.features.items()}
-        )
-        self.weight_u = modality_weights_init(ds.n_users, len(self.modalities))
-        self.adj = SparseOp(bipartite_adjacency(ds.graph), device, symmetric=True)
-        self.user_graph = SparseOp(user_cooccurrence_graph(ds.graph, params.user_k), device, symmetric=False)
+        init_dual_graphs(self, ds, params.dim, params.n_layers, params.user_k, device)
 
     def branch_names(self, ds: Dataset) -> list[str]:
         return ["fused", *ds.features]
@@ -133,5 +143,4 @@ class DualGNN(Recommender):
         return Representations(users, items)
 
     def reg_loss(self, reps: Representations, batch: Batch) -> torch.Tensor:
-        pref = sum(self.gcn[m].preference[batch.users].pow(2).mean() for m in self.modalities)
-        return LN2 * self.p.reg_weight * (pref + self.weight_u.pow(2).mean())
+        return dual_reg_loss(self, batch)
