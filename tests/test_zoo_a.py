@@ -178,7 +178,21 @@ def test_mgcn_with_one_modality_fuses_to_half_the_view(tiny):
     with torch.no_grad():
         reps = m()
     view = torch.cat([reps.users["text"], reps.items["text"]])
-    torch.testing.assert_close(reps.extras["side"], view / 2)
+    torch.testing.assert_close(reps.extras["side"](None), view / 2)
+
+
+def test_mgcn_fusion_on_batch_rows_equals_the_full_fusion(tiny):
+    """The fuser runs on the batch's rows only during training; it must equal the all-rows result."""
+    torch.manual_seed(0)
+    m = build_model("mgcn", tiny, {})
+    with torch.no_grad():
+        reps = m()
+        full_u, full_i = reps.all_users("fused"), reps.all_items("fused")
+        u, i = torch.tensor([3, 0, 3, 7]), torch.tensor([5, 5, 1])
+        torch.testing.assert_close(reps.user("fused", u), full_u[u])
+        torch.testing.assert_close(reps.item("fused", i), full_i[i])
+        side = reps.extras["side"]
+        torch.testing.assert_close(side(u), side(None)[u])
 
 
 def test_lattice_learned_graph_is_sparse_and_gradient_follows_mode(tiny):
@@ -230,7 +244,7 @@ def test_miggt_eval_uses_fixed_samples_and_training_resamples(tiny):
 
 
 def test_bfloat16_feature_projection_matches_float32(tiny):
-    from modalrec.models.mgcn import FeatureProjector
+    from modalrec.models.features import FeatureProjector
 
     torch.manual_seed(0)
     full = FeatureProjector(tiny, 16)

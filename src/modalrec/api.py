@@ -127,7 +127,7 @@ class Run:
         self.model.eval()
         with torch.no_grad():
             reps = self.model.ranking_representations()
-            scores = reps.users["fused"][torch.from_numpy(users)] @ reps.all_items("fused").T
+            scores = reps.all_users("fused")[torch.from_numpy(users)] @ reps.all_items("fused").T
             if exclude_train:
                 r, c = _rows(self.dataset.mask.tocsr(), users)
                 scores[torch.from_numpy(r), torch.from_numpy(c)] = float("-inf")

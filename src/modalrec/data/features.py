@@ -20,7 +20,10 @@ def warn_feature_scale(features: dict[str, np.ndarray], where: str) -> None:
         if norm > LARGE_NORM:
             log.warning(
                 "%s: %s features have mean L2 norm %.0f; models that project raw features (e.g. VBPR) may train "
-                "poorly; consider data.normalize=l2 or zscore", where, m, norm,
+                "poorly; consider data.normalize=l2 or zscore",
+                where,
+                m,
+                norm,
             )
 
 

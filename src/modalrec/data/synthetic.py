@@ -106,9 +106,10 @@ def generate(preset: str | SyntheticSpec = "small", seed: int = 0, **overrides: 
     rows, cols = [], []
     chunk = max(1, int(2**24 // n_i))
     for s in range(0, n_u, chunk):
-        scores = users_theta[s : s + chunk] @ items_z.T + pop_t
-        u01 = torch.rand(scores.shape, generator=gen).clamp_(1e-12, 1 - 1e-7)
-        scores = scores / spec.temperature - torch.log(-torch.log(u01))
+        scores = (users_theta[s : s + chunk] @ items_z.T).add_(pop_t)
+        gumbel = torch.rand(scores.shape, generator=gen).clamp_(1e-12, 1 - 1e-7).log_().neg_().log_()
+        scores.div_(spec.temperature).sub_(gumbel)  # in place: two chunk-sized buffers, not five
+        del gumbel
         top = torch.topk(scores, kmax, dim=1).indices.numpy()
         d = degree[s : s + chunk]
         keep = np.arange(kmax)[None, :] < d[:, None]

@@ -82,7 +82,7 @@ def rank(
     keys = {s: _keys(held[s]) for s in splits}
     mask = ds.mask.tocsr()
     valid_mask = ds.valid.tocsr()
-    bs = batch_users or max(256, min(8192, int(2**25 // max(ds.n_items, 1))))
+    bs = batch_users or max(256, min(8192, int(2**23 // max(ds.n_items, 1))))  # ~32 MB of scores
     in_split = {s: np.zeros(ds.n_users, dtype=bool) for s in splits}
     for s in splits:
         in_split[s][eval_users[s]] = True
@@ -128,8 +128,26 @@ def _rename(key: str, topk: list[int], kmax: int) -> str:
     return f"{name}@{max(topk)}" if int(k) == kmax else key
 
 
+class DotScorer:
+    """``users[ub] @ items.T`` written into one reused buffer.
+
+    A fresh score matrix per batch fragments the heap after training (glibc keeps the freed
+    blocks): on Baby-sized data that cost ~0.3 GiB of peak RSS per evaluation. Each call's result
+    is valid until the next call, which is how ``rank`` uses it.
+    """
+
+    def __init__(self, user_emb: torch.Tensor, item_emb: torch.Tensor):
+        self.users = user_emb.detach()
+        self.items_t = item_emb.detach().T.contiguous()
+        self.buf: torch.Tensor | None = None
+
+    def __call__(self, ub: torch.Tensor) -> torch.Tensor:
+        n = len(ub)
+        if self.buf is None or self.buf.shape[0] < n:
+            self.buf = self.users.new_empty((n, self.items_t.shape[1]))
+        return torch.mm(self.users[ub], self.items_t, out=self.buf[:n])
+
+
 def evaluate_model(user_emb: torch.Tensor, item_emb: torch.Tensor, ds: Dataset, **kw: object) -> RankingResult:
     """Rank with dot-product scores from one set of user and item embeddings."""
-    items_t = item_emb.detach().T.contiguous()
-    users = user_emb.detach()
-    return rank(lambda ub: users[ub] @ items_t, ds, **kw)  # type: ignore[arg-type]
+    return rank(DotScorer(user_emb, item_emb), ds, **kw)  # type: ignore[arg-type]

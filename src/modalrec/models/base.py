@@ -26,9 +26,10 @@ class Params(BaseModel):
 
 
 class LazyItems:
-    """An item table computed on demand for the requested rows (e.g. a projection of raw features).
+    """A user or item table computed on demand for the requested rows (a projection of raw
+    features, a row-wise fusion of views, ...).
 
-    Training touches only the items in the batch; ranking calls ``full()`` once per evaluation.
+    Training touches only the batch's rows; ranking calls ``full()`` once per evaluation.
     """
 
     def __init__(self, fn: Callable[[torch.Tensor | None], torch.Tensor], n: int):
@@ -63,7 +64,7 @@ class Batch:
 class Representations:
     """Per-branch user and item tables (see module docstring)."""
 
-    users: dict[str, torch.Tensor]
+    users: dict[str, Table]
     items: dict[str, Table]
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -72,7 +73,12 @@ class Representations:
         return list(self.users)
 
     def user(self, branch: str, idx: torch.Tensor) -> torch.Tensor:
-        return self.users[branch][idx]
+        t = self.users[branch]
+        return t.take(idx) if isinstance(t, LazyItems) else t[idx]
+
+    def all_users(self, branch: str) -> torch.Tensor:
+        t = self.users[branch]
+        return t.full() if isinstance(t, LazyItems) else t
 
     def item(self, branch: str, idx: torch.Tensor) -> torch.Tensor:
         t = self.items[branch]
@@ -101,7 +107,7 @@ class Representations:
 
     def detached(self) -> Representations:
         """Fully materialised, gradient-free copy (used for ranking and diagnostics)."""
-        users = {b: t.detach() for b, t in self.users.items()}
+        users = {b: self.all_users(b).detach() for b in self.users}
         items = {b: self.all_items(b).detach() for b in self.items}
         return Representations(users, items, {})
 

@@ -39,8 +39,9 @@ from torch import nn
 from modalrec.data.dataset import Dataset
 from modalrec.graphs import SparseOp, bipartite_adjacency, knn_adjacency, knn_graph
 from modalrec.models.base import Batch, LazyItems, Params, Recommender, Representations, init_embedding, l2_rule
+from modalrec.models.features import FeatureProjector, Precision, precision_field
 from modalrec.models.lightgcn import propagate
-from modalrec.models.mgcn import FeatureProjector, require_modalities
+from modalrec.models.mgcn import require_modalities
 from modalrec.models.registry import register
 
 Edges = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # rows, cols, values
@@ -59,9 +60,7 @@ class LATTICEParams(Params):
         "first_step", description="gradient through the learned graph on the epoch's first step only, or every step"
     )
     train_features: bool = Field(False, description="fine-tune the raw feature tables (MMRec does)")
-    feature_precision: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto", description="frozen feature projection precision (auto: bfloat16 on CPUs that support it)"
-    )
+    feature_precision: Precision = precision_field()
 
 
 def sym_normalize(rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, n: int) -> torch.Tensor:

@@ -24,7 +24,6 @@ Deviation: raw features frozen by default (``train_features=true`` fine-tunes th
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import scipy.sparse as sp
 import torch
@@ -34,7 +33,9 @@ from torch import nn
 from modalrec.data.dataset import Dataset
 from modalrec.graphs import SparseOp
 from modalrec.models.base import Batch, Params, Recommender, Representations, init_embedding, l2_rule
-from modalrec.models.mgcn import FeatureProjector, ModalityViews, gate, gate_bank, info_nce, require_modalities
+from modalrec.models.contrastive import info_nce
+from modalrec.models.features import FeatureProjector, Precision, precision_field
+from modalrec.models.mgcn import ModalityViews, gate, gate_bank, require_modalities
 from modalrec.models.registry import register
 
 
@@ -50,9 +51,7 @@ class SMOREParams(Params):
     reg_weight: float = Field(1e-4, ge=0, description="L2 on the batch's final embeddings (1/2 sum sq / B)")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the preference gates (training only)")
     train_features: bool = Field(False, description="fine-tune the raw feature tables (MMRec does)")
-    feature_precision: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto", description="frozen feature projection precision (auto: bfloat16 on CPUs that support it)"
-    )
+    feature_precision: Precision = precision_field()
 
 
 def max_fusion(graphs: list[sp.csr_matrix]) -> sp.csr_matrix:
@@ -153,8 +152,9 @@ class SMORE(Recommender):
         if self.p.cl_loss == 0 or "side" not in reps.extras:
             return {}
         side, content, nu, t = reps.extras["side"], reps.extras["content"], self.n_users, self.p.cl_temp
-        cl = info_nce(side[nu + batch.pos], content[nu + batch.pos], t) + info_nce(
-            side[batch.users], content[batch.users], t
+        prec = self.feats.precision
+        cl = info_nce(side[nu + batch.pos], content[nu + batch.pos], t, prec) + info_nce(
+            side[batch.users], content[batch.users], t, prec
         )
         return {"smore_cl": self.p.cl_loss * cl}
 

@@ -3,7 +3,9 @@
 Users are [gamma_u; theta_u], items [gamma_i; E f_i] with f_i the concatenation of all modality
 features (as in MMRec). E is linear, so E f_i = sum_m E_m f_i^m and each modality is an exact
 branch. Branches: fused = gamma_u.gamma_i + theta_u.E f_i (ranking); m = theta_u . E_m f_i^m.
-The item-bias term beta'^T f_i of the paper is omitted, as in MMRec.
+The item-bias term beta'^T f_i of the paper is omitted, as in MMRec. Training projects only the
+batch's distinct items; ``feature_precision`` (see models/features.py) runs that projection in
+bfloat16 on CPUs with native support.
 """
 
 from __future__ import annotations
@@ -22,32 +24,14 @@ from modalrec.models.base import (
     init_embedding,
     l2_rule,
 )
+from modalrec.models.features import FeatureProjector, Precision, precision_field
 from modalrec.models.registry import register
 
 
 class VBPRParams(Params):
     dim: int = Field(64, ge=1, description="size of gamma (ID) and of theta (content) halves")
     reg_weight: float = Field(1e-4, ge=0, description="L2 on the batch's ID embeddings (1/2 sum sq / B)")
-
-
-class FeatureBank(nn.Module):
-    """Frozen per-modality feature buffers with a linear projection each."""
-
-    def __init__(self, ds: Dataset, dim: int, bias: bool = True):
-        super().__init__()
-        self.modalities = list(ds.features)
-        for m, f in ds.features.items():
-            self.register_buffer(f"feat_{m}", torch.from_numpy(f), persistent=False)
-        self.proj = nn.ModuleDict({m: nn.Linear(f.shape[1], dim, bias=bias) for m, f in ds.features.items()})
-        for lin in self.proj.values():
-            nn.init.xavier_normal_(lin.weight)
-
-    def project(self, m: str, idx: torch.Tensor | None) -> torch.Tensor:
-        f = getattr(self, f"feat_{m}")
-        return self.proj[m](f if idx is None else f[idx])
-
-    def table(self, m: str) -> LazyItems:
-        return LazyItems(lambda idx, m=m: self.project(m, idx), getattr(self, f"feat_{m}").shape[0])
+    feature_precision: Precision = precision_field()
 
 
 @register
@@ -64,10 +48,9 @@ class VBPR(Recommender):
     def __init__(self, ds: Dataset, params: VBPRParams, device: torch.device | str = "cpu"):
         super().__init__(ds, params, device)
         d = params.dim
-        self.gamma_u = init_embedding(ds.n_users, d)
-        self.theta_u = init_embedding(ds.n_users, d)
+        self.user_emb = init_embedding(ds.n_users, 2 * d)  # [gamma_u | theta_u]: no per-step concatenation
         self.gamma_i = init_embedding(ds.n_items, d)
-        self.bank = FeatureBank(ds, d, bias=False)
+        self.bank = FeatureProjector(ds, d, precision=params.feature_precision, device=device, bias=False)
         self.content_bias = nn.Parameter(torch.zeros(d))
 
     def branch_names(self, ds: Dataset) -> list[str]:
@@ -77,22 +60,18 @@ class VBPR(Recommender):
         return sum(self.bank.project(m, idx) for m in self.bank.modalities) + self.content_bias
 
     def forward(self) -> Representations:
-        users = {"fused": torch.cat([self.gamma_u, self.theta_u], dim=1)}
+        users = {"fused": self.user_emb}
+        theta_u = self.user_emb[:, self.p.dim :]
         fused = LazyItems(
             lambda idx: torch.cat([self.gamma_i if idx is None else self.gamma_i[idx], self._content(idx)], 1),
             self.n_items,
         )
         items: dict = {"fused": fused}
         for m in self.bank.modalities:
-            users[m] = self.theta_u
+            users[m] = theta_u
             items[m] = self.bank.table(m)
         return Representations(users, items)
 
     def reg_loss(self, reps: Representations, batch: Batch) -> torch.Tensor:
-        e = (
-            self.gamma_u[batch.users],
-            self.theta_u[batch.users],
-            self.gamma_i[batch.pos],
-            self.gamma_i[batch.neg],
-        )
+        e = (self.user_emb[batch.users], self.gamma_i[batch.pos], self.gamma_i[batch.neg])
         return self.p.reg_weight * l2_rule(*e)

@@ -52,7 +52,7 @@ def lightgcn_embeddings(
         run.model.eval()
         with torch.no_grad():
             reps = run.model.ranking_representations()  # LightGCN: mean over layers 0..L (Eq. 5)
-            users = reps.users["fused"].cpu().numpy().astype(np.float32)
+            users = reps.all_users("fused").cpu().numpy().astype(np.float32)
             items = reps.all_items("fused").cpu().numpy().astype(np.float32)
     if cache:
         save_npy(path_u, users)

@@ -18,10 +18,11 @@ import torch
 from modalrec.config.schema import RunConfig
 from modalrec.data.dataset import Dataset
 from modalrec.errors import TrainingError
-from modalrec.evaluate.ranking import RankingResult, rank
+from modalrec.evaluate.ranking import DotScorer, RankingResult, rank
 from modalrec.models.base import Batch, Recommender, Representations
 from modalrec.models.registry import build_model
 from modalrec.objectives import NegativeSampler, build_objective
+from modalrec.train.allocator import tune_allocator
 from modalrec.train.rundir import RunDir
 
 log = logging.getLogger("modalrec.train")
@@ -50,10 +51,8 @@ def rank_reps(
     progress: bool = False,
 ) -> RankingResult:
     """Full ranking with one branch's dot-product scores."""
-    users = reps.users[branch]
-    items_t = reps.all_items(branch).T.contiguous()
     return rank(
-        lambda ub: users[ub] @ items_t,
+        DotScorer(reps.all_users(branch), reps.all_items(branch)),
         ds,
         splits=splits,
         topk=cfg.eval.topk,
@@ -83,6 +82,7 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.use_deterministic_algorithms(True, warn_only=True)
+        tune_allocator()
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         self.model: Recommender = build_model(cfg.model, ds, cfg.params, self.device)
