@@ -52,20 +52,22 @@ def attach_features(ds, seed: int = 0):
     return ds.replace(features=feats)
 
 
-def run_one(model: str, data: str, overrides: dict, synthetic_features: bool, epochs: int) -> dict:
+def run_one(
+    model: str, data: str, overrides: dict, synthetic_features: bool, epochs: int, threads: int = 2, n_evals: int = 2
+) -> dict:
     import torch
 
     import modalrec
     from modalrec.api import make_config
     from modalrec.train.trainer import Trainer
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     t0 = time.perf_counter()
     ds = modalrec.load_dataset(data)
     if synthetic_features:
         ds = attach_features(ds)
     t_load = time.perf_counter() - t0
-    cfg = make_config(model, data, 0, {**overrides, "train.epochs": epochs, "threads": 2}, dataset_name=ds.name)
+    cfg = make_config(model, data, 0, {**overrides, "train.epochs": epochs, "threads": threads}, dataset_name=ds.name)
     t0 = time.perf_counter()
     tr = Trainer(cfg, ds)
     t_build = time.perf_counter() - t0
@@ -75,7 +77,7 @@ def run_one(model: str, data: str, overrides: dict, synthetic_features: bool, ep
         tr.train_epoch(e)
         epoch_times.append(time.perf_counter() - t0)
     evals = []
-    for _ in range(2):
+    for _ in range(n_evals):
         t0 = time.perf_counter()
         res = tr.evaluate(("valid", "test"))
         evals.append(time.perf_counter() - t0)
@@ -97,18 +99,24 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--only", nargs="*", help="case names (model registry names) to run")
     ap.add_argument("--out", help="write the Markdown table here")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--evals", type=int, default=2, help="evaluations to time (best of)")
+    ap.add_argument("--max-steps", type=int, default=0, help="cap training steps per epoch (memory runs)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         model, ov = json.loads(a.child)
-        print(json.dumps(run_one(model, a.data, ov, a.synthetic_features, a.epochs)))
+        print(json.dumps(run_one(model, a.data, ov, a.synthetic_features, a.epochs, a.threads, a.evals)))
         return
     rows = []
     for name, model, ov, toolbox in CASES:
         if a.only and model not in a.only:
             continue
+        if a.max_steps:
+            ov = {**ov, "train.max_steps_per_epoch": a.max_steps}
         child = json.dumps([model, ov])
         cmd = [sys.executable, __file__, "--data", a.data, "--epochs", str(a.epochs), "--child", child]
+        cmd += ["--threads", str(a.threads), "--evals", str(a.evals)]
         if a.synthetic_features:
             cmd.append("--synthetic-features")
         out = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -124,8 +132,10 @@ def main() -> None:
         )
         print(rows[-1], flush=True)
     head = (
-        f"Data: {a.data}{' + random 4096/384-d features' if a.synthetic_features else ''}; 2 threads; "
-        f"best of epochs 2..{a.epochs}; eval = one forward + full ranking of valid and test, best of 2.\n\n"
+        f"Data: {a.data}{' + random 4096/384-d features' if a.synthetic_features else ''}; {a.threads} threads; "
+        f"best of epochs 2..{a.epochs}"
+        f"{f' (each capped at {a.max_steps} steps: s/epoch is per {a.max_steps} steps)' if a.max_steps else ''}; "
+        f"eval = one forward + full ranking of valid and test, best of {a.evals}.\n\n"
         "| model | train s/epoch | toolbox s/epoch (Baby) | ratio | eval s (valid+test) | ratio vs toolbox eval | "
         "peak RSS GiB | setup s |\n|---|---|---|---|---|---|---|---|\n"
     )
