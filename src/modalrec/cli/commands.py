@@ -7,6 +7,8 @@ from pathlib import Path
 
 from modalrec.cli.main import (
     DATA_COMMANDS,
+    DATA_HELP,
+    add_folder_args,
     command,
     data_command,
     data_overrides,
@@ -14,8 +16,6 @@ from modalrec.cli.main import (
     parse_features,
     print_metrics,
 )
-
-DATA_HELP = "a folder in the MMRec layout (or an .inter file), or synthetic:PRESET (tiny, small, baby, electronics)"
 
 
 @command
@@ -31,8 +31,7 @@ def _data(sub: argparse._SubParsersAction) -> None:
 def _data_info_parser(dsub: argparse._SubParsersAction) -> None:
     info = dsub.add_parser("info", help="print users, items, interactions per split, density, features")
     info.add_argument("path", help=DATA_HELP)
-    info.add_argument("--features", help="modality=file.npy pairs, e.g. text=all-MiniLM-L6-v2.npy,audio=vggish.npy")
-    info.add_argument("--inter", help="the .inter file when the folder holds several")
+    add_folder_args(info)
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(func=_data_info)
 

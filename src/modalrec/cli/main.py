@@ -41,6 +41,15 @@ def data_command(fn: Register) -> Register:
     return fn
 
 
+DATA_HELP = "a folder in the MMRec layout (or an .inter file), or synthetic:PRESET (tiny, small, baby, electronics)"
+
+
+def add_folder_args(p: argparse.ArgumentParser) -> None:
+    """``--features`` and ``--inter``: which files of an MMRec folder to read."""
+    p.add_argument("--features", help="modality=file.npy pairs, e.g. text=all-MiniLM-L6-v2.npy,audio=vggish.npy")
+    p.add_argument("--inter", help="the .inter file when the folder holds several")
+
+
 def parse_features(text: str | None) -> dict[str, str] | None:
     """``image=img.npy,text=txt.npy`` -> mapping."""
     if not text:

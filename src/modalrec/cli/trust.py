@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from modalrec.cli.main import command, dump_json, parse_features
+from modalrec.cli.main import DATA_HELP, add_folder_args, command, dump_json, parse_features
 from modalrec.errors import ModalrecError
-
-DATA_HELP = "a folder in the MMRec layout (or an .inter file), or synthetic:PRESET"
 
 
 def parse_ratios(text: str | None) -> dict[str, float]:
@@ -40,8 +38,7 @@ def _corrupt(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--permute", help="modality=ratio pairs, e.g. image=0.2,text=0.2")
     p.add_argument("--edges", type=float, default=0.0, help="eta_e: negative deletes, positive adds (default 0)")
     p.add_argument("--seed", type=int, default=0, help="corruption seed (default 0)")
-    p.add_argument("--features", help="modality=file.npy pairs for the data folder")
-    p.add_argument("--inter", help="the .inter file when the folder holds several")
+    add_folder_args(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_corrupt_run)
 
@@ -87,8 +84,7 @@ def _rectify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--proj-epochs", type=int, default=50, help="epochs of the projection training")
     p.add_argument("--seed", type=int, default=0, help="seed of anchor and projection training")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--features", help="modality=file.npy pairs for the data folder")
-    p.add_argument("--inter", help="the .inter file when the folder holds several")
+    add_folder_args(p)
     p.set_defaults(func=_rectify_run)
 
 
